@@ -23,6 +23,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            if number == 1 and line.lstrip().startswith("["):
+                raise InputError(path, "expected JSON Lines (one object per line), found a JSON list: is this the right --dataset?", line=1)
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:

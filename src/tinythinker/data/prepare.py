@@ -188,6 +188,10 @@ def prepare(dataset: str, sources: list[str], out: str | Path, seed: int = 42) -
             raise InputError(path, f"duplicate id {question.id!r} (also in {other}:{other_line})", line=line, field="id")
         first_seen[question.id] = (path, line)
     splits = split_questions(spec, per_file, seed)
+    empty = [name for name in SPLITS if not splits[name]]
+    if empty:
+        total = sum(len(qs) for qs in per_file)
+        raise TinyThinkerError(f"the {empty[0]} split would be empty ({total} questions in all): give more questions, or train/valid/test files")
     manifest = {
         "dataset": dataset,
         "seed": seed,

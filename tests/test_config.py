@@ -1,0 +1,74 @@
+"""Dataclass configs from YAML plus key=value overrides."""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pytest
+
+from tinythinker.config import load_config, parse_overrides
+from tinythinker.errors import ConfigError
+
+
+@dataclass
+class Optim:
+    lr: float = 1e-3
+    warmup: int = 10
+
+
+@dataclass
+class Run:
+    name: str = "x"
+    steps: int = 5
+    bf16: bool = False
+    variants: list[str] = field(default_factory=lambda: ["summarize"])
+    limit: Optional[int] = None
+    optim: Optim = field(default_factory=Optim)
+
+    def validate(self):
+        if self.steps <= 0:
+            raise ConfigError("steps: must be positive")
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: a\nsteps: 7\noptim:\n  lr: 5.0e-4\n")
+    config = load_config(Run, path, ["optim.warmup=3", "bf16=true", "variants=summarize,recall_summarize", "limit=null"])
+    assert config == Run(name="a", steps=7, bf16=True, variants=["summarize", "recall_summarize"], limit=None, optim=Optim(5e-4, 3))
+
+
+def test_defaults_without_file():
+    assert load_config(Run) == Run()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["stepz=3"], "stepz: unknown key"),
+        (["optim.beta=3"], "optim.beta: unknown key"),
+        (["steps=abc"], "steps: expected an integer"),
+        (["steps=1.5"], "steps: expected an integer"),
+        (["bf16=maybe"], "bf16: expected true or false"),
+        (["steps=0"], "steps: must be positive"),
+        (["steps"], "expected key=value"),
+    ],
+)
+def test_errors_are_one_clear_line(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(Run, None, overrides)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: [1, 2\n")
+    with pytest.raises(ConfigError, match=f"{path}:"):
+        load_config(Run, path)
+    path.write_text("nme: a\n")
+    with pytest.raises(ConfigError, match=f"{path}: nme: unknown key"):
+        load_config(Run, path)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(Run, tmp_path / "missing.yaml")
+
+
+def test_parse_overrides_nests_dotted_keys():
+    assert parse_overrides(["a.b=1", "a.c=x", "d=2.5"]) == {"a": {"b": 1, "c": "x"}, "d": 2.5}
