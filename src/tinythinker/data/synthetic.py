@@ -42,12 +42,12 @@ QUESTION_TEMPLATES = {
     "colour": "What colour is the {entity}?",
     "size": "What size is the {entity}?",
 }
-FACT_TEMPLATES = {
-    "kind": "the {entity} is a kind of {value}",
-    "home": "the {entity} lives in the {value}",
-    "food": "the {entity} eats {value}",
-    "colour": "the {entity} is {value} in colour",
-    "size": "the {entity} is {value} in size",
+FACT_TEMPLATES = {  # {subject}: "the zorbel" in a recall's first sentence, "it" after that and in analyses
+    "kind": "{subject} is a kind of {value}",
+    "home": "{subject} lives in the {value}",
+    "food": "{subject} eats {value}",
+    "colour": "{subject} is {value} in colour",
+    "size": "{subject} is {value} in size",
 }
 WATER_HOMES = ("river", "lake")
 SMALL_SIZES = ("tiny", "small")
@@ -95,12 +95,14 @@ class World:
     facts: dict[str, dict[str, str]]  # entity -> attribute -> value
     values: dict[str, list[str]]  # attribute -> the values in use
 
-    def fact(self, entity: str, attribute: str) -> str:
-        return FACT_TEMPLATES[attribute].format(entity=entity, value=self.facts[entity][attribute])
+    def fact(self, entity: str, attribute: str, subject: str = "it") -> str:
+        """One fact as a clause, e.g. ``it lives in the marsh``."""
+        return FACT_TEMPLATES[attribute].format(subject=subject, value=self.facts[entity][attribute])
 
     def recall(self, entity: str) -> str:
         """Every fact about an animal, in attribute order: what a good teacher recalls."""
-        return " ".join(_sentence(self.fact(entity, a)) for a in self.config.attributes)
+        subjects = [f"the {entity}"] + ["it"] * (len(self.config.attributes) - 1)
+        return " ".join(_sentence(self.fact(entity, a, s)) for a, s in zip(self.config.attributes, subjects))
 
     def to_dict(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "facts": self.facts, "values": self.values}
