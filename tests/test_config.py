@@ -72,3 +72,22 @@ def test_file_errors_name_the_file(tmp_path):
 
 def test_parse_overrides_nests_dotted_keys():
     assert parse_overrides(["a.b=1", "a.c=x", "d=2.5"]) == {"a": {"b": 1, "c": "x"}, "d": 2.5}
+
+
+@dataclass
+class Inner:
+    path: str = "<set>"
+    size: int = 3
+
+    def validate(self):
+        if not self.path:
+            raise ConfigError("path: required")
+
+
+@dataclass
+class Outer:
+    inner: Inner = field(default_factory=lambda: Inner(path="given-by-outer"))
+
+
+def test_partial_section_keeps_the_sections_defaults():
+    assert load_config(Outer, None, ["inner.size=5"]).inner == Inner(path="given-by-outer", size=5)

@@ -95,7 +95,13 @@ def _build(cls: type[T], mapping: dict[str, Any], where: str) -> T:
     if unknown:
         key = f"{where}.{unknown[0]}" if where else unknown[0]
         raise ConfigError(f"{key}: unknown key (known here: {', '.join(sorted(names))})")
-    kwargs = {key: _coerce(value, hints[key], f"{where}.{key}" if where else key) for key, value in mapping.items()}
+    defaults = {f.name: f.default_factory() for f in dataclasses.fields(cls) if f.default_factory is not dataclasses.MISSING}
+    kwargs = {}
+    for key, value in mapping.items():
+        default = defaults.get(key)
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            value = _merge(dataclasses.asdict(default), value)  # a partial section keeps the section's own defaults
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}" if where else key)
     obj = cls(**kwargs)
     validate = getattr(obj, "validate", None)
     if callable(validate):

@@ -56,7 +56,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     total = sum(report.get("wall_seconds", {}).values())
     lines += [f"| **total** | **{total:.1f}** |", ""]
     if report.get("checks"):
-        lines += ["## Checks", ""] + [f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in report["checks"]] + [""]
+        lines += ["## Checks", ""] + [f"- {'PASS' if c['passed'] else 'FAIL'}: {c['check']}" for c in report["checks"]] + [""]
     return "\n".join(lines)
 
 

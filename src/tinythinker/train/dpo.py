@@ -40,7 +40,7 @@ from ..config import to_dict
 from ..data.schema import Question, read_questions
 from ..errors import ConfigError, InputError
 from ..io import iter_jsonl, read_jsonl, write_json, write_jsonl
-from ..student import STUDENT_META, load_student
+from ..student import load_student, save_student
 from .data import BatchStream, collate, tokenize_rows
 from .mining import MiningStats, analyze_pairs, recall_pairs
 from .preference import preference_loss, sequence_logps
@@ -261,15 +261,6 @@ def block_schedule(counts: dict[str, int], block_steps: int) -> list[tuple[str, 
 # ---------------------------------------------------------------- one iteration
 
 
-def _save_model(model, tokenizer, path: Path, meta: dict[str, Any]) -> None:
-    from ..io import staged_dir
-
-    with staged_dir(path) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        write_json(tmp / STUDENT_META, meta)
-
-
 def device_and_bf16(config: ReflectConfig):
     """The device to use and whether to autocast to bf16 there."""
     import torch
@@ -402,7 +393,7 @@ def run_iteration(k: int, start: Path, config: ReflectConfig, variant: str, spli
         record = {"step": step, "eval_accuracy": accuracy}
         if accuracy > state["best_accuracy"]:
             state["best_accuracy"], state["best_step"] = accuracy, step
-            _save_model(model, tokenizer, best_dir, {**meta, "step": step, "accuracy": accuracy})
+            save_student(model, tokenizer, best_dir, meta={**meta, "step": step, "accuracy": accuracy})
         state["evals"].append(record)
         log(record)
         state["step"] = step

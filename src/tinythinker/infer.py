@@ -1,0 +1,320 @@
+"""The three-stage inference engine (METHOD.md section 5): recall -> analyze each option -> summarize.
+
+Features:
+- Every variant of METHOD.md section 3 and the ``cot`` baseline; the strings come from ``tinythinker.stages``.
+- Batched across questions, options and self-consistency samples; prompts are sorted by length
+  before batching to cut padding.
+- Per-stage decoding (``ChainDecoding``): greedy, or sampled with temperature / top_k / top_p.
+- The stages are callable one by one (``recall``, ``analyze``, ``summarize``) and chains can start
+  from given recalls (``chains(..., recalls=...)``), as phase 2 needs.
+- Self-consistency: N sampled chains per question and a majority vote. Unparsed answers do not
+  vote; a tie goes to the tied answer reached first (lowest sample index) and is reported.
+- ``Engine.generate`` is the single place that calls ``model.generate``.
+
+Assumptions: a seq2seq student reads the stage input and writes the target; a causal student
+continues ``prompt + COMPLETION_SEPARATOR`` and stops at eos. Seeds: ``predict(..., seed=)``
+reseeds torch before sampling so that results repeat for the same batch size.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from . import stages
+from .data.schema import Question
+from .student import causal_prompt_ids
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How one stage decodes. ``do_sample=False`` is greedy; top_k 0 and top_p 1.0 are off."""
+
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    max_new_tokens: int = 200
+
+
+GREEDY = Decoding()
+
+
+def sampled(temperature: float = 0.7, top_k: int = 0, top_p: float = 1.0, max_new_tokens: int = 200) -> Decoding:
+    return Decoding(True, temperature, top_k, top_p, max_new_tokens)
+
+
+@dataclass(frozen=True)
+class ChainDecoding:
+    """Decoding per stage; the cot baseline uses ``summarize``'s setting for its single output."""
+
+    recall: Decoding = GREEDY
+    analyze: Decoding = GREEDY
+    summarize: Decoding = GREEDY
+
+    @classmethod
+    def greedy(cls, max_new_tokens: int = 200) -> "ChainDecoding":
+        d = Decoding(max_new_tokens=max_new_tokens)
+        return cls(d, d, d)
+
+    @classmethod
+    def self_consistency(cls, temperature: float = 0.7, top_k: int = 0, top_p: float = 1.0, max_new_tokens: int = 200) -> "ChainDecoding":
+        """METHOD.md section 5: recall and analyze sampled, summarize greedy."""
+        s = sampled(temperature, top_k, top_p, max_new_tokens)
+        return cls(s, s, Decoding(max_new_tokens=max_new_tokens))
+
+
+@dataclass
+class Chain:
+    """One reasoning chain: the texts of every stage used and the parsed answer.
+
+    For the cot baseline, ``summary`` holds the whole generated text.
+    """
+
+    recall: str | None
+    analyses: dict[str, str] | None
+    summary: str
+    answer: str | None
+
+
+@dataclass
+class Prediction:
+    """One question's result: its chains, the vote and correctness."""
+
+    id: str
+    gold: str
+    prediction: str | None
+    correct: bool
+    votes: dict[str, int]
+    tie: bool
+    tied: list[str]
+    chains: list[Chain] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def majority_vote(answers: Sequence[str | None]) -> tuple[str | None, dict[str, int], list[str]]:
+    """(winner, votes, tied answers). Unparsed answers (None) do not vote; no vote gives None.
+
+    Among answers with the most votes the one reached first (lowest sample index) wins; ``tied``
+    lists them in that order when there is more than one, else it is empty.
+    """
+    votes = Counter(a for a in answers if a is not None)
+    if not votes:
+        return None, {}, []
+    top = max(votes.values())
+    leaders = [a for a in dict.fromkeys(a for a in answers if a is not None) if votes[a] == top]
+    return leaders[0], dict(sorted(votes.items())), leaders if len(leaders) > 1 else []
+
+
+def default_device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def bf16_supported(device) -> bool:
+    import torch
+
+    return getattr(device, "type", str(device)) == "cuda" and torch.cuda.is_bf16_supported()
+
+
+class Engine:
+    """Batched three-stage generation with one student.
+
+    ``batch_size`` counts prompts per ``model.generate`` call; ``max_input_tokens`` truncates
+    prompts from the left (the stage cue at the end is kept). ``bf16`` autocasts on devices that
+    support it (default: on for CUDA with bf16 support).
+    """
+
+    def __init__(self, model, tokenizer, batch_size: int = 64, max_input_tokens: int | None = None, device=None, bf16: bool | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_input_tokens = max_input_tokens
+        import torch
+
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.bf16 = bf16_supported(self.device) if bf16 is None else bf16
+        self.is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+
+    # -- the one call into model.generate ------------------------------------------------------
+
+    def _encode(self, prompt: str) -> list[int]:
+        if self.is_seq2seq:
+            ids = self.tokenizer(prompt)["input_ids"]
+        else:
+            ids = causal_prompt_ids(self.tokenizer, prompt)
+        if self.max_input_tokens and len(ids) > self.max_input_tokens:
+            ids = ids[-self.max_input_tokens :]
+        return ids
+
+    def generate(self, prompts: Sequence[str], decoding: Decoding = GREEDY) -> list[str]:
+        """Generate one completion per prompt (same order), batched by length.
+
+        The generation settings are ``decoding`` alone: a hub model's own generation defaults
+        (beams, repetition penalties, ...) are ignored so that every student decodes the same way.
+        """
+        import torch
+        from transformers import GenerationConfig
+
+        if not prompts:
+            return []
+        encoded = [self._encode(p) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+        pad = self.tokenizer.pad_token_id
+        eos = self.tokenizer.eos_token_id
+        config = GenerationConfig(
+            max_new_tokens=decoding.max_new_tokens,
+            do_sample=decoding.do_sample,
+            num_beams=1,
+            pad_token_id=pad,
+            eos_token_id=eos,
+            decoder_start_token_id=getattr(self.model.config, "decoder_start_token_id", None),
+            **(dict(temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p) if decoding.do_sample else {}),
+        )
+        outputs: list[str] = [""] * len(prompts)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                width = max(len(encoded[i]) for i in batch)
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, i in enumerate(batch):
+                    seq = torch.tensor(encoded[i], dtype=torch.long)
+                    if self.is_seq2seq:  # right padding for encoders, left padding to continue a prompt
+                        ids[row, : len(seq)], mask[row, : len(seq)] = seq, 1
+                    else:
+                        ids[row, width - len(seq) :], mask[row, width - len(seq) :] = seq, 1
+                with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                    out = self.model.generate(
+                        input_ids=ids.to(self.device), attention_mask=mask.to(self.device), generation_config=config
+                    )
+                if not self.is_seq2seq:
+                    out = out[:, width:]
+                texts = self.tokenizer.batch_decode(out, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+                for i, text in zip(batch, texts):
+                    outputs[i] = text.strip()
+        finally:
+            self.model.train(was_training)
+        return outputs
+
+    # -- the stages ----------------------------------------------------------------------------
+
+    def recall(self, questions: Sequence[Question], decoding: Decoding = GREEDY) -> list[str]:
+        """One recall per question, normalised (ends with '.')."""
+        texts = self.generate([stages.recall_input(q) for q in questions], decoding)
+        return [stages.normalize_recall(t) for t in texts]
+
+    def analyze(self, questions: Sequence[Question], recalls: Sequence[str | None], decoding: Decoding = GREEDY) -> list[dict[str, str]]:
+        """One explanation per option of each question (label -> text); recalls may be None (analyze_summarize)."""
+        prompts, where = [], []
+        for index, (q, recall) in enumerate(zip(questions, recalls, strict=True)):
+            for label in q.labels:
+                prompts.append(stages.analyze_input(q, label, recall))
+                where.append((index, label))
+        texts = self.generate(prompts, decoding)
+        analyses: list[dict[str, str]] = [{} for _ in questions]
+        for (index, label), text in zip(where, texts):
+            analyses[index][label] = stages.normalize_explanation(text)
+        return analyses
+
+    def summarize(
+        self,
+        questions: Sequence[Question],
+        recalls: Sequence[str | None] | None = None,
+        analyses: Sequence[dict[str, str] | None] | None = None,
+        decoding: Decoding = GREEDY,
+    ) -> list[str]:
+        recalls = recalls if recalls is not None else [None] * len(questions)
+        analyses = analyses if analyses is not None else [None] * len(questions)
+        prompts = [stages.summarize_input(q, r, a) for q, r, a in zip(questions, recalls, analyses, strict=True)]
+        return self.generate(prompts, decoding)
+
+    def chains(
+        self,
+        questions: Sequence[Question],
+        variant: str = stages.FULL_VARIANT,
+        decoding: ChainDecoding = ChainDecoding(),
+        recalls: Sequence[str] | None = None,
+    ) -> list[Chain]:
+        """One chain per question (repeat a question in the list to sample it several times).
+
+        ``recalls`` given: the recall stage is skipped and these recalls are used as they are.
+        """
+        if variant == stages.COT:
+            texts = self.generate([stages.cot_input(q) for q in questions], decoding.summarize)
+            return [Chain(None, None, t, stages.parse_answer(t, q.labels)) for q, t in zip(questions, texts)]
+        uses_recall, uses_analyze = stages.VARIANTS[stages.check_variant(variant)]
+        if recalls is not None and not uses_recall:
+            raise ValueError(f"variant {variant} has no recall stage")
+        kept: list[str | None] = [None] * len(questions)
+        if uses_recall:
+            kept = list(recalls) if recalls is not None else self.recall(questions, decoding.recall)
+        analyses: list[dict[str, str] | None] = [None] * len(questions)
+        if uses_analyze:
+            analyses = list(self.analyze(questions, kept, decoding.analyze))
+        summaries = self.summarize(questions, kept, analyses, decoding.summarize)
+        return [
+            Chain(r, a, s, stages.parse_answer(s, q.labels)) for q, r, a, s in zip(questions, kept, analyses, summaries)
+        ]
+
+    def predict(
+        self,
+        questions: Sequence[Question],
+        variant: str = stages.FULL_VARIANT,
+        samples: int = 1,
+        decoding: ChainDecoding | None = None,
+        seed: int | None = 42,
+    ) -> list[Prediction]:
+        """Answer every question: greedy (samples=1) or self-consistency with ``samples`` chains.
+
+        Default decoding: greedy for one sample, ``ChainDecoding.self_consistency()`` for several.
+        """
+        if samples < 1:
+            raise ValueError("samples must be at least 1")
+        if decoding is None:
+            decoding = ChainDecoding() if samples == 1 else ChainDecoding.self_consistency()
+        if seed is not None:
+            set_seed(seed)
+        repeated = [q for q in questions for _ in range(samples)]
+        all_chains = self.chains(repeated, variant, decoding)
+        results = []
+        for index, q in enumerate(questions):
+            chains = all_chains[index * samples : (index + 1) * samples]
+            winner, votes, tied = majority_vote([c.answer for c in chains])
+            results.append(Prediction(q.id, q.answer, winner, winner == q.answer, votes, bool(tied), tied, chains))
+        return results
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def accuracy(predictions: Sequence[Prediction]) -> float:
+    return sum(p.correct for p in predictions) / len(predictions) if predictions else 0.0
+
+
+def summary_metrics(predictions: Sequence[Prediction]) -> dict[str, Any]:
+    """accuracy, n, correct, unparsed (no answer), ties."""
+    return {
+        "accuracy": accuracy(predictions),
+        "n": len(predictions),
+        "correct": sum(p.correct for p in predictions),
+        "unparsed": sum(p.prediction is None for p in predictions),
+        "ties": sum(p.tie for p in predictions),
+    }
