@@ -44,11 +44,21 @@ def dumps_line(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False) + "\n"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write text so that readers see either the old file or the complete new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600 files; give the usual permissions
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -231,3 +231,10 @@ def test_bf16_autocast_runs_and_precisions_can_change_within_one_process(colour_
         out = colour_set / f"run-{precision}"
         metrics = train(load_config(SFTConfig, write_config(colour_set, f"{precision}.yaml", out=str(out), max_steps=3, valid="", precision=precision)))
         assert metrics["steps"] == 3 and all(r["loss"] == r["loss"] for r in log_records(out) if "loss" in r)  # no NaN
+
+
+def test_eval_every_evaluates_every_n_cycles_and_at_the_end(colour_set):
+    config = load_config(SFTConfig, write_config(colour_set, eval_every=2, max_steps=50, tensorboard=False))
+    metrics = train(config)
+    cycle = metrics["cycle_steps"]
+    assert [e["step"] for e in metrics["evals"]] == [s for s in range(2 * cycle, 51, 2 * cycle)] + ([50] if 50 % (2 * cycle) else [])

@@ -12,8 +12,9 @@ Features:
   one process and N processes compute the same update.
   Causal students are trained on the completion tokens only.
 - Built on ``accelerate``: runs unchanged under ``torchrun`` / ``accelerate launch`` (data parallel).
-- Once per cycle (and at the end): the full greedy pipeline on the validation questions; accuracy
-  (by generating and parsing) decides the ``best/`` checkpoint; ``last/`` follows the latest cycle.
+- Once per cycle (every ``eval_every`` cycles, and at the end): the full greedy pipeline on the
+  validation questions; accuracy (by generating and parsing) decides the ``best/`` checkpoint;
+  ``last/`` follows the latest evaluation.
 - Resume: ``checkpoint/`` holds model, optimizer, scheduler, RNG states and the position of every
   stage stream; a rerun with the same ``out`` continues where the last cycle ended.
 
@@ -70,6 +71,7 @@ class SFTConfig:
             ``summarize`` or ``cot``; empty: the stage folder's manifest decides (they must agree).
         num_options: options per question (CSQA 5, OBQA 4, StrategyQA 2); empty: from the manifest.
         interval: steps per recall / summarize block; analyze blocks are ``interval x num_options``.
+        eval_every: cycles between evaluations (and checkpoints); the last step always evaluates.
         max_steps: total optimizer steps; 0: derived from ``epochs``.
         epochs: passes over all stage rows (used when ``max_steps`` is 0):
             steps = ceil(epochs x rows / (batch_size x processes x grad_accum)).
@@ -104,6 +106,7 @@ class SFTConfig:
     variant: str | None = None
     num_options: int | None = None
     interval: int = 100
+    eval_every: int = 1
     max_steps: int = 0
     epochs: float = 10.0
     batch_size: int = 64
@@ -131,7 +134,7 @@ class SFTConfig:
             raise ConfigError("stages: the stage dataset folder is required")
         if self.variant is not None and self.variant != stages.COT and self.variant not in stages.VARIANTS:
             raise ConfigError(f"variant: unknown {self.variant!r}; choose one of {', '.join([*stages.VARIANTS, stages.COT])}")
-        for name in ("interval", "batch_size", "grad_accum", "max_source_tokens", "max_target_tokens", "eval_max_new_tokens", "eval_batch_size", "log_every"):
+        for name in ("interval", "eval_every", "batch_size", "grad_accum", "max_source_tokens", "max_target_tokens", "eval_max_new_tokens", "eval_batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
         if self.max_steps < 0 or self.epochs <= 0 and self.max_steps == 0:
@@ -455,7 +458,7 @@ def train(config: SFTConfig) -> dict[str, Any]:
             if done % config.log_every == 0 or done == steps:
                 logs.log({"step": done, "stage": stage, "loss": sum(window) / len(window), "lr": scheduler.get_last_lr()[0]})
                 window = []
-            if done % cycle == 0 or done == steps:
+            if done % (cycle * config.eval_every) == 0 or done == steps:
                 elapsed = time.perf_counter() - started
                 state["train_tokens"] += tokens_since
                 state["train_seconds"] += elapsed
