@@ -22,16 +22,6 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from more threads, and OpenMP threads spin badly on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-
 @pytest.fixture(scope="module")
 def student_dir(tmp_path_factory):
     """A tiny untrained scratch T5; zero logits for special tokens make its outputs non-empty."""

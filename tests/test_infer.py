@@ -14,16 +14,6 @@ GRASS = Question("g1", "What colour is grass?", [Option("A", "green"), Option("B
 BLOCK = "What colour is the sky?\n(A) red (B) blue (C) green"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from more threads, and OpenMP threads spin badly on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-
 class ScriptedEngine(Engine):
     """Records every prompt and answers from a script (no model): the strings the student would see."""
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -68,18 +66,12 @@ def test_report_then_skip_then_rerun_only_what_changed(tmp_path):
     assert changed["test_accuracy"]["phase1"] == test["phase1"]
 
 
-def test_killed_run_resumes(tmp_path):
+def test_killed_run_resumes(tmp_path, kill_midway):
     path = write_config(tmp_path, phase2={"enabled": False}, phase1=dict(TINY["phase1"], train=dict(TINY["phase1"]["train"], max_steps=40)))
     command = [sys.executable, "-m", "tinythinker.cli", "run", str(path)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = tmp_path / "run" / "phase1" / "checkpoint" / "trainer_state.json"
-    deadline = time.time() + 300
-    while not checkpoint.is_file() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert process.poll() is None, "finished before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_midway(command, checkpoint.is_file, env)
     assert not (tmp_path / "run" / "report.json").exists()
     resumed = subprocess.run(command, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -25,16 +25,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from more threads, and OpenMP threads spin badly on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-
 @pytest.mark.parametrize(("preset", "auto_class"), [("t5-tiny", "AutoModelForSeq2SeqLM"), ("llama-tiny", "AutoModelForCausalLM")])
 def test_scratch_student_saves_and_reloads_with_plain_auto_classes(tmp_path, preset, auto_class):
     student = build_scratch(preset, TEXTS * 5, vocab_size=320, overrides=TINY[preset], seed=3)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from stage_fixtures import THINGS, make_questions, write_stage_dir
 
 from tinythinker.data.schema import write_questions
@@ -20,10 +19,3 @@ def colour_set(tmp_path) -> Path:
     return tmp_path
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from more threads, and OpenMP threads spin badly on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

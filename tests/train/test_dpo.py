@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -106,20 +104,13 @@ def test_block_schedule_is_proportional():
     assert block_schedule({"recall": 1, "analyze": 999}, 10) == [("recall", 1), ("analyze", 10)]
 
 
-def test_kill_and_resume_matches_an_uninterrupted_run(phase1):
+def test_kill_and_resume_matches_an_uninterrupted_run(phase1, kill_midway):
     config = reflect_config(phase1, "p2-killed", max_steps=9, block_steps=3)
     path = phase1 / "reflect.yaml"
     path.write_text(yaml.safe_dump(config))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "tinythinker.cli", "reflect", "--config", str(path)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    checkpoint = phase1 / "p2-killed" / "iter-2" / "checkpoint" / "trainer_state.json"
-    deadline = time.time() + 240
-    while not checkpoint.is_file() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed mid-iteration 2"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_midway(command, (phase1 / "p2-killed" / "iter-2" / "checkpoint" / "trainer_state.json").is_file, env)
     assert not (phase1 / "p2-killed" / "summary.json").exists()
     resumed = subprocess.run(command, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr

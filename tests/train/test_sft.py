@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -134,7 +132,7 @@ def test_two_process_data_parallel_matches_one_process(colour_set):
     assert [e["eval_accuracy"] for e in parallel["evals"]] == [e["eval_accuracy"] for e in single["evals"]]
 
 
-def test_killed_run_resumes_to_the_uninterrupted_result(colour_set):
+def test_killed_run_resumes_to_the_uninterrupted_result(colour_set, kill_midway):
     """SIGKILL mid-way through cycle 2, rerun: same weights, same log as a run never interrupted.
 
     Dropout is on, so the restored random state matters.
@@ -145,19 +143,14 @@ def test_killed_run_resumes_to_the_uninterrupted_result(colour_set):
     killed = write_config(colour_set, "killed.yaml", out=str(colour_set / "killed"), dropout=0.1)
     log = colour_set / "killed" / "logs" / "metrics.jsonl"
     command = train_command(killed)
-    process = subprocess.Popen(command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    last_step = 0
-    deadline = time.time() + 180
-    while process.poll() is None and time.time() < deadline:
-        if log.is_file():
-            steps = [json.loads(line).get("step", 0) for line in log.read_text().splitlines() if line.endswith("}")]
-            last_step = max(steps, default=0)
-            if last_step >= 13:  # the checkpoint of cycle 1 (step 10) is written, cycle 2 is under way
-                process.send_signal(signal.SIGKILL)
-                break
-        time.sleep(0.005)
-    process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
+    def logged_step() -> int:
+        lines = log.read_text().splitlines() if log.is_file() else []
+        return max((json.loads(line).get("step", 0) for line in lines if line.endswith("}")), default=0)
+
+    # once step 13 is logged, the checkpoint of cycle 1 (step 10) is written and cycle 2 is under way
+    kill_midway(command, lambda: logged_step() >= 13, cli_env(), timeout=180)
+    last_step = logged_step()
     assert 13 <= last_step < 30 and not (colour_set / "killed" / "metrics.json").exists()
     state = json.loads((colour_set / "killed" / "checkpoint" / "trainer_state.json").read_text())
     assert state["step"] in (10, 20)  # 20 only if the kill landed after cycle 2's checkpoint on a very slow machine
