@@ -215,12 +215,13 @@ def run_command(
 
     path = resolve_config_path(config)
     overrides = list(ctx.args) + ([f"out={out}"] if out is not None else [])
-    report = run(load_config(RunConfig, path, overrides))
+    settings = load_config(RunConfig, path, overrides)
+    report = run(settings)
     test = report["test_accuracy"]
     typer.echo(f"test accuracy (%): answer-only {test['answer_only']}, phase 1 {test['phase1']}, phase 2 {test['phase2']}")
     for check in report["checks"]:
         typer.echo(f"{'PASS' if check['passed'] else 'FAIL'}: {check['check']}")
-    typer.echo(f"report: {Path(report['models']['phase1']).parents[1] / 'report.md'}")
+    typer.echo(f"report: {Path(settings.out) / 'report.md'}")
 
 
 def main() -> None:

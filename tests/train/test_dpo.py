@@ -24,10 +24,8 @@ from tinythinker.train.sft import SFTConfig, train
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def phase1(tmp_path_factory) -> Path:
+def make_phase1(root: Path, preset: str) -> Path:
     """A prepared data folder, teacher rationales and a briefly trained tiny phase-1 student."""
-    root = tmp_path_factory.mktemp("phase1")
     torch.set_num_threads(1)
     train_questions = make_questions(list(THINGS), seed=1)
     write_stage_dir(root / "stages", train_questions)
@@ -38,9 +36,14 @@ def phase1(tmp_path_factory) -> Path:
     write_jsonl(root / "rationales.jsonl", [
         {"id": q.id, "recall": rationale(q)[0], "analyze": rationale(q)[1], "teacher": "test", "sample": 0} for q in train_questions
     ])
-    config = tiny_config(root, valid=str(data / "valid.jsonl"), max_steps=24, tensorboard=False)
+    config = tiny_config(root, preset=preset, valid=str(data / "valid.jsonl"), max_steps=24, tensorboard=False)
     train(load_config(SFTConfig, None, [f"{k}={json.dumps(v)}" for k, v in config.items()]))
     return root
+
+
+@pytest.fixture(scope="module")
+def phase1(tmp_path_factory) -> Path:
+    return make_phase1(tmp_path_factory.mktemp("phase1"), "t5-tiny")
 
 
 def reflect_config(root: Path, out: str, **extra) -> dict:
@@ -83,6 +86,15 @@ def test_loop_mines_trains_and_never_keeps_a_worse_model(phase1):
     # DPO moved the weights (lr 1e-3): iteration 1 trained from phase 1's best
     log = [json.loads(line) for line in (out / "iter-1" / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert sum("loss" in r for r in log) == 6 and sum("eval_accuracy" in r for r in log) == 2
+
+
+def test_loop_runs_with_a_causal_student(tmp_path):
+    root = make_phase1(tmp_path, "llama-tiny")
+    summary = run_reflect(root, "p2", iterations=1)
+    row = summary["iterations"][0]
+    assert row["valid_accuracy"] >= summary["start"]["valid_accuracy"] and row["steps"] == 6
+    log = [json.loads(line) for line in (root / "p2" / "iter-1" / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["loss"] == r["loss"] for r in log if "loss" in r)  # no NaN
 
 
 def test_dpo_on_recall_only_mines_no_analyze_pairs(phase1):
