@@ -102,3 +102,21 @@ def test_invalid_combinations_fail_fast(tmp_path):
         load_config(RunConfig, path, ["data.kind=prepare"])
     with pytest.raises(ConfigError, match="unknown variant"):
         load_config(RunConfig, path, ["phase1.variants=summarize,recall_only", "phase2.enabled=false"])
+
+
+def test_bundled_ci_config_end_to_end_through_the_cli(tmp_path):
+    """The bundled `ci` configuration: every step through `tinythinker run`, a complete report."""
+    result = subprocess.run([sys.executable, "-m", "tinythinker.cli", "run", "ci", "--out", str(tmp_path / "ci")],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "ci" / "report.json").read_text())
+    test = report["test_accuracy"]
+    assert isinstance(test["answer_only"], float) and isinstance(test["phase1"]["recall_analyze_summarize"], float)
+    assert len(test["phase2"]) == 2 and all(isinstance(v, float) for v in test["phase2"])
+    assert report["chance"] == 25.0 and report["n_test"] > 0
+    assert {"data", "teach", "train:summarize", "train:recall_analyze_summarize", "reflect"} <= set(report["wall_seconds"])
+    phase2_check = [c for c in report["checks"] if c["check"].startswith("phase 2")]
+    assert phase2_check and phase2_check[0]["passed"]
+    teacher = json.loads((tmp_path / "ci" / "teacher" / "report.json").read_text())
+    assert teacher["status"] == "complete" and teacher["questions_without_rationale"] == 0
+    assert f"report: {tmp_path / 'ci' / 'report.md'}" in result.stdout
