@@ -100,6 +100,7 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    tmp.chmod(0o777 & ~UMASK)  # mkdtemp makes 0700 folders; give the usual permissions
     try:
         yield tmp
     except BaseException:
