@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from . import stages
 from .data.schema import Question
+from .decode import generate_seq2seq
 from .student import causal_prompt_ids
 
 
@@ -124,12 +125,30 @@ def bf16_supported(device) -> bool:
 class Engine:
     """Batched three-stage generation with one student.
 
-    ``batch_size`` counts prompts per ``model.generate`` call; ``max_input_tokens`` truncates
-    prompts from the left (the stage cue at the end is kept). ``bf16`` autocasts on devices that
-    support it (default: on for CUDA with bf16 support).
+    ``batch_size`` counts prompts per generation batch; ``max_input_tokens`` truncates prompts
+    from the left (the stage cue at the end is kept). ``bf16`` autocasts on devices that support
+    it (default: on for CUDA with bf16 support).
+
+    Speed options (defaults on; each off gives the straightforward path, for comparisons):
+    ``dedupe``: identical prompts under greedy decoding are generated once (exact: greedy decoding
+    is a function of the prompt). ``drop_finished``: encoder-decoder students decode with
+    ``tinythinker.decode.generate_seq2seq``, which drops finished rows from the batch and encodes a
+    prompt repeated in a batch (self-consistency and phase-2 samples) once, instead of
+    ``model.generate`` (which computes every row until the longest one ends); causal students
+    always use ``model.generate``.
     """
 
-    def __init__(self, model, tokenizer, batch_size: int = 64, max_input_tokens: int | None = None, device=None, bf16: bool | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        batch_size: int = 64,
+        max_input_tokens: int | None = None,
+        device=None,
+        bf16: bool | None = None,
+        dedupe: bool = True,
+        drop_finished: bool = True,
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -139,17 +158,19 @@ class Engine:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.bf16 = bf16_supported(self.device) if bf16 is None else bf16
         self.is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+        self.dedupe = dedupe
+        self.drop_finished = drop_finished
 
     # -- the one call into model.generate ------------------------------------------------------
 
-    def _encode(self, prompt: str) -> list[int]:
+    def _encode_all(self, prompts: Sequence[str]) -> list[list[int]]:
         if self.is_seq2seq:
-            ids = self.tokenizer(prompt)["input_ids"]
+            encoded = [list(ids) for ids in self.tokenizer(list(prompts))["input_ids"]]
         else:
-            ids = causal_prompt_ids(self.tokenizer, prompt)
-        if self.max_input_tokens and len(ids) > self.max_input_tokens:
-            ids = ids[-self.max_input_tokens :]
-        return ids
+            encoded = [causal_prompt_ids(self.tokenizer, p) for p in prompts]
+        if self.max_input_tokens:
+            encoded = [ids[-self.max_input_tokens :] if len(ids) > self.max_input_tokens else ids for ids in encoded]
+        return encoded
 
     def generate(self, prompts: Sequence[str], decoding: Decoding = GREEDY) -> list[str]:
         """Generate one completion per prompt (same order), batched by length.
@@ -157,46 +178,78 @@ class Engine:
         The generation settings are ``decoding`` alone: a hub model's own generation defaults
         (beams, repetition penalties, ...) are ignored so that every student decodes the same way.
         """
+        if not prompts:
+            return []
+        if self.dedupe and not decoding.do_sample:
+            unique = list(dict.fromkeys(prompts))
+            if len(unique) < len(prompts):
+                texts = dict(zip(unique, self._generate(unique, decoding)))
+                return [texts[p] for p in prompts]
+        return self._generate(prompts, decoding)
+
+    def _generate(self, prompts: Sequence[str], decoding: Decoding) -> list[str]:
         import torch
         from transformers import GenerationConfig
 
-        if not prompts:
-            return []
-        encoded = [self._encode(p) for p in prompts]
+        encoded = self._encode_all(prompts)
         order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
         pad = self.tokenizer.pad_token_id
         eos = self.tokenizer.eos_token_id
-        config = GenerationConfig(
-            max_new_tokens=decoding.max_new_tokens,
-            do_sample=decoding.do_sample,
-            num_beams=1,
-            pad_token_id=pad,
-            eos_token_id=eos,
-            decoder_start_token_id=getattr(self.model.config, "decoder_start_token_id", None),
-            **(dict(temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p) if decoding.do_sample else {}),
-        )
+        start = getattr(self.model.config, "decoder_start_token_id", None)
+        own_loop = self.is_seq2seq and self.drop_finished
+        config = None
+        if not own_loop:
+            config = GenerationConfig(
+                max_new_tokens=decoding.max_new_tokens,
+                do_sample=decoding.do_sample,
+                num_beams=1,
+                pad_token_id=pad,
+                eos_token_id=eos,
+                decoder_start_token_id=start,
+                **(dict(temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p) if decoding.do_sample else {}),
+            )
         outputs: list[str] = [""] * len(prompts)
         was_training = self.model.training
         self.model.eval()
         try:
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                width = max(len(encoded[i]) for i in batch)
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, i in enumerate(batch):
+            for begin in range(0, len(order), self.batch_size):
+                batch = order[begin : begin + self.batch_size]
+                expand = None
+                inputs = batch
+                if own_loop:  # a prompt repeated in the batch (sampled several times) is encoded once
+                    first: dict[tuple[int, ...], int] = {}
+                    unique, rows = [], []
+                    for i in batch:
+                        key = tuple(encoded[i])
+                        if key not in first:
+                            first[key] = len(unique)
+                            unique.append(i)
+                        rows.append(first[key])
+                    if len(unique) < len(batch):
+                        inputs, expand = unique, torch.tensor(rows, dtype=torch.long, device=self.device)
+                width = max(len(encoded[i]) for i in inputs)
+                ids = torch.full((len(inputs), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(inputs), width), dtype=torch.long)
+                for row, i in enumerate(inputs):
                     seq = torch.tensor(encoded[i], dtype=torch.long)
                     if self.is_seq2seq:  # right padding for encoders, left padding to continue a prompt
                         ids[row, : len(seq)], mask[row, : len(seq)] = seq, 1
                     else:
                         ids[row, width - len(seq) :], mask[row, width - len(seq) :] = seq, 1
+                ids, mask = ids.to(self.device), mask.to(self.device)
                 with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                    out = self.model.generate(
-                        input_ids=ids.to(self.device), attention_mask=mask.to(self.device), generation_config=config
-                    )
+                    if own_loop:
+                        out = generate_seq2seq(
+                            self.model, ids, mask, max_new_tokens=decoding.max_new_tokens, eos_token_id=eos,
+                            pad_token_id=pad, decoder_start_token_id=start, do_sample=decoding.do_sample,
+                            temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p,
+                            check_every=1 if self.device.type == "cpu" else 8, expand=expand,
+                        )  # fmt: skip
+                    else:
+                        out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
                 if not self.is_seq2seq:
                     out = out[:, width:]
-                texts = self.tokenizer.batch_decode(out, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+                texts = self.tokenizer.batch_decode(out.tolist(), skip_special_tokens=True, clean_up_tokenization_spaces=False)
                 for i, text in zip(batch, texts):
                     outputs[i] = text.strip()
         finally:

@@ -213,7 +213,8 @@ def train_step(accelerator, model, unwrapped, optimizer, scheduler, batches, seq
 
     world, device = accelerator.num_processes, accelerator.device
     local = [sum(int((b["labels"] != -100).sum()) for b in batches), sum(_tokens_seen(b, seq2seq) for b in batches)]
-    counts = accelerator.reduce(torch.tensor(local, device=device), "sum")
+    # one process: the counts are already global (and stay on the host: no device round trip)
+    counts = local if world == 1 else accelerator.reduce(torch.tensor(local, device=device), "sum").tolist()
     target_tokens = max(int(counts[0]), 1)
     loss_sum = torch.zeros((), device=device)
     for index, batch in enumerate(batches):
