@@ -120,3 +120,12 @@ def test_bundled_ci_config_end_to_end_through_the_cli(tmp_path):
     teacher = json.loads((tmp_path / "ci" / "teacher" / "report.json").read_text())
     assert teacher["status"] == "complete" and teacher["questions_without_rationale"] == 0
     assert f"report: {tmp_path / 'ci' / 'report.md'}" in result.stdout
+
+
+def test_run_takes_overrides_without_a_config_name(tmp_path):
+    """`tinythinker run key=value` applies the overrides to the bundled default (here: a bad key, so nothing runs)."""
+    result = subprocess.run([sys.executable, "-m", "tinythinker.cli", "run", "phase1.bogus=1", "--out", str(tmp_path / "r")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "default.yaml: phase1.bogus: unknown key" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()

@@ -213,8 +213,11 @@ def run_command(
     from .config import load_config
     from .pipeline import RunConfig, resolve_config_path, run
 
+    extra = list(ctx.args)
+    if config is not None and "=" in config and not Path(config).is_file():  # `run key=value ...`: the default config
+        config, extra = None, [config, *extra]
     path = resolve_config_path(config)
-    overrides = list(ctx.args) + ([f"out={out}"] if out is not None else [])
+    overrides = extra + ([f"out={out}"] if out is not None else [])
     settings = load_config(RunConfig, path, overrides)
     report = run(settings)
     test = report["test_accuracy"]

@@ -327,8 +327,10 @@ def run(config: RunConfig) -> dict[str, Any]:
         checks.append({"check": f"phase 1 beats answer-only on test by {gain:.1f} points (needed {config.min_gain:g})", "passed": gain >= config.min_gain})
     if phase2:
         best_valid = max(row["valid_accuracy"] for row in phase2["iterations"])
-        report["phase2_best_iteration"] = 1 + [row["valid_accuracy"] for row in phase2["iterations"]].index(best_valid)
         start_valid = phase2["start"]["valid_accuracy"]
+        # the iteration whose model is kept (the first to reach the best), 0 when none beat phase 1
+        improved = best_valid > start_valid
+        report["phase2_best_iteration"] = 1 + [r["valid_accuracy"] for r in phase2["iterations"]].index(best_valid) if improved else 0
         checks.append({"check": f"phase 2's kept model ({100 * best_valid:.1f} %) is at least phase 1's best on validation ({100 * start_valid:.1f} %)",
                        "passed": best_valid >= start_valid})
     report["checks"] = checks

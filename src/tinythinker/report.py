@@ -49,8 +49,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     for index, value in enumerate(test.get("phase2", []), start=1):
         rows.append((f"phase 2 iteration {index}", (valid.get("phase2") or [None] * index)[index - 1], value))
     lines += [f"| {name} | {_fmt(v)} | {_fmt(t)} |" for name, v, t in rows]
-    if report.get("phase2_best_iteration") is not None:
-        lines += ["", f"Phase 2 keeps iteration {report['phase2_best_iteration']} (best validation accuracy)."]
+    if report.get("phase2_best_iteration"):
+        lines += ["", f"Phase 2 keeps the model of iteration {report['phase2_best_iteration']} (best validation accuracy)."]
+    elif report.get("phase2_best_iteration") == 0:
+        lines += ["", "No phase-2 iteration beat phase 1 on validation: phase 2 keeps phase 1's model."]
     lines += ["", "## Wall time (s)", "", "| step | seconds |", "|---|---|"]
     lines += [f"| {step} | {seconds:.1f} |" for step, seconds in report.get("wall_seconds", {}).items()]
     total = sum(report.get("wall_seconds", {}).values())
