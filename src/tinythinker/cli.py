@@ -30,6 +30,11 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def echo_counts(out: Path, manifest: dict) -> None:
+    """``wrote OUT: train 8520, valid 1221, ...`` from a manifest's counts."""
+    typer.echo(f"wrote {out}: " + ", ".join(f"{name} {n}" for name, n in manifest["counts"].items()))
+
+
 def user_errors(func: Callable) -> Callable:
     """Run a command; show TinyThinkerError as one line and exit 2."""
 
@@ -57,8 +62,7 @@ def data_prepare(
     from .data.prepare import prepare
 
     manifest = prepare(dataset, [str(s) for s in source or []], out, seed=seed)
-    counts = ", ".join(f"{name} {n}" for name, n in manifest["counts"].items())
-    typer.echo(f"wrote {out}: {counts}")
+    echo_counts(out, manifest)
 
 
 @data_app.command("synth", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -73,8 +77,7 @@ def data_synth(
     from .data.synthetic import WorldConfig, write_benchmark
 
     manifest = write_benchmark(load_config(WorldConfig, config, ctx.args), out)
-    counts = ", ".join(f"{name} {n}" for name, n in manifest["counts"].items())
-    typer.echo(f"wrote {out}: {counts}")
+    echo_counts(out, manifest)
 
 
 @app.command("train")
@@ -198,8 +201,7 @@ def build_command(
     from .teacher.build import build
 
     manifest = build(data, rationales, out, variant)
-    counts = ", ".join(f"{stage} {n}" for stage, n in manifest["counts"].items())
-    typer.echo(f"wrote {out}: {counts}")
+    echo_counts(out, manifest)
 
 
 @app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
