@@ -140,3 +140,11 @@ def test_kill_and_resume_matches_an_uninterrupted_run(phase1, kill_midway):
         assert len(losses[0]) == 9 and losses[0] == pytest.approx(losses[1], abs=1e-5)
     a, b = load_file(str(phase1 / "p2-killed" / "best" / "model.safetensors")), load_file(str(phase1 / "p2-straight" / "best" / "model.safetensors"))
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_resume_false_starts_afresh(phase1):
+    out = phase1 / "p2-fresh"
+    out.mkdir()
+    (out / "start.json").write_text(json.dumps({"model": "old", "valid_accuracy": 7.0, "test_accuracy": 7.0}))
+    summary = run_reflect(phase1, "p2-fresh", iterations=1, resume=False)
+    assert summary["start"]["model"] == str(phase1 / "run" / "best") and summary["start"]["valid_accuracy"] <= 1.0

@@ -25,6 +25,7 @@ with the stages named by ``dpo_on``; the rationale file is the one phase 1 was b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -38,9 +39,10 @@ from typing import Any
 from .. import stages
 from ..config import to_dict
 from ..data.schema import Question, read_questions
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 from ..io import iter_jsonl, read_jsonl, write_json, write_jsonl
 from ..student import load_student, save_student
+from ..teacher.records import validate_record
 from .data import BatchStream, collate, tokenize_rows
 from .mining import MiningStats, analyze_pairs, recall_pairs
 from .preference import preference_loss, sequence_logps
@@ -151,9 +153,8 @@ def read_teacher(path: str | Path) -> dict[str, list[dict[str, Any]]]:
     by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if not path:
         return by_id
-    for line, record in iter_jsonl(path):
-        if not isinstance(record.get("id"), str) or not isinstance(record.get("recall", ""), str):
-            raise InputError(path, "expected a rationale record with 'id' and 'recall'", line=line, field="id")
+    for line, obj in iter_jsonl(path):
+        record = validate_record(obj, path, line)
         by_id[record["id"]].append(record)
     return by_id
 
@@ -445,22 +446,22 @@ def reflect(config: ReflectConfig) -> dict[str, Any]:
     if config.eval_limit:
         splits["valid"] = splits["valid"][: config.eval_limit]
     variant = config.variant or trained_variant(config.model) or stages.FULL_VARIANT
-    ReflectConfig(**{**to_dict(config), "variant": variant}).validate()
+    dataclasses.replace(config, variant=variant).validate()  # dpo_on against the model's variant
     teacher = read_teacher(config.rationales)
     out.mkdir(parents=True, exist_ok=True)
-    saved = out / "config.json"
+    saved, settings = out / "config.json", to_dict(config)
     if config.resume and saved.is_file():
         before = json.loads(saved.read_text(encoding="utf-8"))
-        changed = [k for k in before if k not in ("resume", "iterations", "test") and before[k] != to_dict(config).get(k)]
+        changed = [k for k in before if k not in ("resume", "iterations", "test") and before[k] != settings.get(k)]
         if changed:
             raise ConfigError(f"out: {out} holds a phase-2 run with another {changed[0]} ({before[changed[0]]!r}); use a new out folder or resume=false")
     elif not config.resume:
         for child in out.glob("iter-*"):
             shutil.rmtree(child)
-        for name in ("summary.json", "best"):
+        for name in ("summary.json", "start.json", "best"):
             path = out / name
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    write_json(saved, to_dict(config))
+    write_json(saved, settings)
 
     device, bf16 = device_and_bf16(config)
 
