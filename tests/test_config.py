@@ -91,3 +91,20 @@ class Outer:
 
 def test_partial_section_keeps_the_sections_defaults():
     assert load_config(Outer, None, ["inner.size=5"]).inner == Inner(path="given-by-outer", size=5)
+
+
+def test_base_file_is_loaded_first_and_overlaid(tmp_path):
+    (tmp_path / "base.yaml").write_text("name: base\nsteps: 9\nbf16: true\noptim: {lr: 0.5, warmup: 7}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nname: child\noptim: {warmup: 2}\n")
+    config = load_config(Run, tmp_path / "child.yaml", ["steps=3"])
+    assert (config.name, config.steps, config.bf16, config.optim.lr, config.optim.warmup) == ("child", 3, True, 0.5, 2)
+
+
+def test_bad_base_fails_with_the_file_named(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"a\.yaml: field 'base': 'missing\.yaml' is not a config file"):
+        load_config(Run, tmp_path / "a.yaml")
+    (tmp_path / "b.yaml").write_text("base: c.yaml\n")
+    (tmp_path / "c.yaml").write_text("base: b.yaml\n")
+    with pytest.raises(ConfigError, match="includes itself"):
+        load_config(Run, tmp_path / "b.yaml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -60,6 +61,11 @@ def test_report_then_skip_then_rerun_only_what_changed(tmp_path):
     assert again["test_accuracy"] == test and again["wall_seconds"] == report["wall_seconds"]  # every step skipped
     assert stamps == {name: mtime(out / name) for name in stamps}
 
+    moved = tmp_path / "moved"  # a copied run folder resumes in its new place: nothing is re-run
+    shutil.copytree(out, moved)
+    elsewhere = run(load_config(RunConfig, path, [f"out={moved}"]))
+    assert elsewhere["test_accuracy"] == test and elsewhere["wall_seconds"] == report["wall_seconds"]
+
     changed = run(load_config(RunConfig, path, ["phase2.reflect.lr=1.0e-4"]))
     assert mtime(out / "phase1/best/model.safetensors") == stamps["phase1/best/model.safetensors"]
     assert mtime(out / "phase2/summary.json") != stamps["phase2/summary.json"]
@@ -105,18 +111,28 @@ def test_invalid_combinations_fail_fast(tmp_path):
 
 
 def test_bundled_ci_config_end_to_end_through_the_cli(tmp_path):
-    """The bundled `ci` configuration: every step through `tinythinker run`, a complete report."""
+    """The bundled `ci` configuration through `tinythinker run`: a complete report, and the method's effect.
+
+    The ci config is the default's world, teacher, student and 6,000-step phase 1 (the analyze verdict
+    is learned late in it; see docs/run.md). The margin asserted, 10 points on 200 test questions, is
+    more than twice the spread of a difference of two chance-level accuracies (sd ~4.3 points); the
+    default measured 40-50 points on this machine.
+    """
     result = subprocess.run([sys.executable, "-m", "tinythinker.cli", "run", "ci", "--out", str(tmp_path / "ci")],
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "ci" / "report.json").read_text())
     test = report["test_accuracy"]
     assert isinstance(test["answer_only"], float) and isinstance(test["phase1"]["recall_analyze_summarize"], float)
-    assert len(test["phase2"]) == 2 and all(isinstance(v, float) for v in test["phase2"])
-    assert report["chance"] == 25.0 and report["n_test"] > 0
+    assert len(test["phase2"]) == 1 and all(isinstance(v, float) for v in test["phase2"])
+    assert report["chance"] == 25.0 and report["n_test"] == 200
     assert {"data", "teach", "train:summarize", "train:recall_analyze_summarize", "reflect"} <= set(report["wall_seconds"])
-    phase2_check = [c for c in report["checks"] if c["check"].startswith("phase 2")]
-    assert phase2_check and phase2_check[0]["passed"]
+
+    # the learning effect: answer-only can't know the held-out facts, the TinyThinker student recalls them
+    assert test["answer_only"] < 25.0 + 10, test
+    assert test["phase1"]["recall_analyze_summarize"] >= test["answer_only"] + 10, test
+    assert len(report["checks"]) == 2 and all(check["passed"] for check in report["checks"]), report["checks"]  # + phase 2 >= phase 1
+
     teacher = json.loads((tmp_path / "ci" / "teacher" / "report.json").read_text())
     assert teacher["status"] == "complete" and teacher["questions_without_rationale"] == 0
     assert f"report: {tmp_path / 'ci' / 'report.md'}" in result.stdout

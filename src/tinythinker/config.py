@@ -142,7 +142,8 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def load_yaml(path: str | Path, _including: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML mapping; a top-level ``base: FILE`` (relative to this file) is loaded first and overlaid."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -156,7 +157,15 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    return data
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    base_path = path.parent / str(base)
+    if not isinstance(base, str) or not base_path.is_file():
+        raise ConfigError(f"{path}: field 'base': {base!r} is not a config file beside it")
+    if base_path.resolve() in _including + (path.resolve(),):
+        raise ConfigError(f"{path}: field 'base': {base!r} includes itself")
+    return _merge(load_yaml(base_path, _including + (path.resolve(),)), data)
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:

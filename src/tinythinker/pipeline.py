@@ -172,6 +172,11 @@ def _hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _settings(config: Any, *paths: str) -> dict[str, Any]:
+    """A step config's settings without the paths inside the run folder (the keys already fix them)."""
+    return to_dict(dataclasses.replace(config, **{name: "" for name in paths}))
+
+
 class Steps:
     """``steps.json``: per step, the settings hash and wall seconds of its last complete run."""
 
@@ -245,9 +250,10 @@ def run(config: RunConfig) -> dict[str, Any]:
 
     # 2. teacher
     teach_config = dataclasses.replace(config.teacher)
+    # hashed before the world's path is filled in, so a run folder can be moved or copied and resumed
+    teach_key = _hash(data_key, to_dict(teach_config))
     if teach_config.teacher == "synthetic" and not teach_config.source:
         teach_config.source = str(data_dir / "world.json")
-    teach_key = _hash(data_key, to_dict(teach_config))
 
     def make_rationales() -> None:
         report = teach(data_dir / "train.jsonl", teacher_dir, teach_config)
@@ -273,7 +279,7 @@ def run(config: RunConfig) -> dict[str, Any]:
             student=config.student, variant=variant, seed=config.seed,
             max_steps=int(config.phase1.steps.get(variant, config.phase1.train.max_steps)),
         )
-        train_key = _hash(build_key, to_dict(sft))
+        train_key = _hash(build_key, _settings(sft, "stages", "valid", "out"))
         wall[f"train:{variant}"] = steps.run(f"train:{variant}", train_key, run_dir / "metrics.json", lambda c=sft: train(c), reset=run_dir)
         valid_acc[variant] = json.loads((run_dir / "metrics.json").read_text())["best_accuracy"]
         eval_dir = out / "eval" / variant
@@ -294,7 +300,8 @@ def run(config: RunConfig) -> dict[str, Any]:
             config.phase2.reflect, model=str(out / "phase1" / "best"), data=str(data_dir), rationales=str(rationales),
             out=str(out / "phase2"), variant=MAIN, seed=config.seed,
         )
-        key = _hash(_hash(teach_key, MAIN, to_dict(config.phase1.train), to_dict(config.student), config.phase1.steps.get(MAIN)), to_dict(reflect_config))
+        phase1_key = _hash(teach_key, MAIN, to_dict(config.phase1.train), to_dict(config.student), config.phase1.steps.get(MAIN))
+        key = _hash(phase1_key, _settings(reflect_config, "model", "data", "rationales", "out"))
         wall["reflect"] = steps.run("reflect", key, out / "phase2" / "summary.json", lambda: reflect(reflect_config), reset=out / "phase2")
         phase2 = json.loads((out / "phase2" / "summary.json").read_text())
 

@@ -73,3 +73,9 @@ def test_cli_writes_canonical_files(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert len(read_questions(tmp_path / "s" / "train.jsonl")) == 8 * 3 * 2
+
+
+def test_no_word_is_a_value_of_two_attributes():
+    # an option's text must match at most one fact of a recall, or the analyze stage can't tell them apart
+    words = [value for values in ATTRIBUTE_VALUES.values() for value in values]
+    assert len(words) == len(set(words))

@@ -30,10 +30,11 @@ from .schema import LABELS, Option, Question, write_questions
 ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {
     "kind": ("bird", "fish", "insect", "mammal", "reptile", "frog", "snail", "crab"),
     "home": ("river", "lake", "forest", "desert", "cave", "meadow", "mountain", "marsh"),
-    "food": ("seeds", "berries", "leaves", "insects", "worms", "fish", "roots", "nectar"),
+    "food": ("seeds", "berries", "leaves", "flies", "worms", "grass", "roots", "nectar"),
     "colour": ("red", "blue", "green", "yellow", "grey", "black", "white", "orange"),
     "size": ("tiny", "small", "medium", "large", "huge", "long", "short", "round"),
 }
+# No word is a value of two attributes: an option's text then matches at most one fact of a recall.
 ATTRIBUTES = tuple(ATTRIBUTE_VALUES)
 QUESTION_TEMPLATES = {
     "kind": "What kind of animal is the {entity}?",
