@@ -85,7 +85,9 @@ class SFTConfig:
         max_grad_norm: gradient clipping norm (0: off).
         max_source_tokens: inputs longer than this keep their last tokens (the stage cue).
         max_target_tokens: targets longer than this are cut.
-        group_by_length: batch rows of similar length (less padding).
+        group_by_length: batch rows of similar length (less padding). It also batches rows that are
+            alike (the analyze rows of one question have one length); on the synthetic benchmark that
+            delayed learning the analyze verdict past 6,000 steps, so the bundled run configs turn it off.
         group_batches: batches per length-sorted chunk when ``group_by_length``.
         precision: ``auto`` (bf16 on GPUs that support it, else fp32), ``bf16``, ``fp32``, or
             ``fp16`` (CUDA only, refused for T5: it overflows).
