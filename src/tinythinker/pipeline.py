@@ -268,6 +268,7 @@ def run(config: RunConfig) -> dict[str, Any]:
     variants = list(config.phase1.variants) + ([stages.COT] if config.phase1.cot else [])
     test_acc: dict[str, float] = {}
     valid_acc: dict[str, float] = {}
+    train_keys: dict[str, str] = {}
     for variant in variants:
         stage_dir = out / "stages" / variant
         build_key = _hash(teach_key, variant)
@@ -279,7 +280,7 @@ def run(config: RunConfig) -> dict[str, Any]:
             student=config.student, variant=variant, seed=config.seed,
             max_steps=int(config.phase1.steps.get(variant, config.phase1.train.max_steps)),
         )
-        train_key = _hash(build_key, _settings(sft, "stages", "valid", "out"))
+        train_key = train_keys[variant] = _hash(build_key, _settings(sft, "stages", "valid", "out"))
         wall[f"train:{variant}"] = steps.run(f"train:{variant}", train_key, run_dir / "metrics.json", lambda c=sft: train(c), reset=run_dir)
         valid_acc[variant] = json.loads((run_dir / "metrics.json").read_text())["best_accuracy"]
         eval_dir = out / "eval" / variant
@@ -300,8 +301,7 @@ def run(config: RunConfig) -> dict[str, Any]:
             config.phase2.reflect, model=str(out / "phase1" / "best"), data=str(data_dir), rationales=str(rationales),
             out=str(out / "phase2"), variant=MAIN, seed=config.seed,
         )
-        phase1_key = _hash(teach_key, MAIN, to_dict(config.phase1.train), to_dict(config.student), config.phase1.steps.get(MAIN))
-        key = _hash(phase1_key, _settings(reflect_config, "model", "data", "rationales", "out"))
+        key = _hash(train_keys[MAIN], _settings(reflect_config, "model", "data", "rationales", "out"))
         wall["reflect"] = steps.run("reflect", key, out / "phase2" / "summary.json", lambda: reflect(reflect_config), reset=out / "phase2")
         phase2 = json.loads((out / "phase2" / "summary.json").read_text())
 
