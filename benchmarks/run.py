@@ -1,7 +1,8 @@
-"""Side-by-side speed ratios: three-stage inference, phase-1 training and phase-2 pair mining.
+"""Side-by-side speed ratios: three-stage inference, phase-2 pair mining and phase-1 training.
 
     .venv/bin/python benchmarks/run.py [--device cpu|cuda] [--questions N] [--mine-questions N]
-        [--train-steps N] [--max-new-tokens N] [--threads N] [--work DIR]
+        [--train-steps N] [--max-new-tokens N] [--threads N] [--fp32] [--no-cuda-graphs]
+        [--json FILE] [--work DIR]
 
 Every figure is a ratio of two runs made in this process, one after the other, on the same data,
 weights, batch size and device, so machine load hits both sides:
@@ -10,25 +11,32 @@ weights, batch size and device, so machine load hits both sides:
    versus a reference-style baseline written here (each stage a separate ``model.generate`` pass
    over fixed-size batches in file order, one analyze pass per option, no length grouping);
    questions/s, and the share of questions whose recall, analyses and summary are identical.
-2. training: phase-1 target+source tokens/s of ``tinythinker.train.sft.train`` versus the plain
-   transformers ``Seq2SeqTrainer`` on the same rows, init, batch size, optimiser and schedule;
-   both loss curves are printed.
-3. mining: ``tinythinker.train.dpo.mine`` (10 sampled chains per question, then 10 sampled analysis
+   Then the same questions through the engine with one optimisation added at a time (ablation).
+2. mining: ``tinythinker.train.dpo.mine`` (10 sampled chains per question, then 10 sampled analysis
    sets per chosen recall) versus the same rules run on the reference-style baseline; chains/s.
+3. training: phase-1 target+source tokens/s of ``tinythinker.train.sft.train`` versus the plain
+   transformers ``Seq2SeqTrainer`` on the same rows, init, batch size, optimiser and schedule;
+   both loss curves are printed. Last, so that a GPU lease cut short keeps the other figures
+   (``--json FILE`` is rewritten after each part).
 
 The student is t5-small-shaped (random weights) with a byte-level BPE tokenizer trained on
 synthetic stage rows of CSQA train questions (recalls and analyses made of the question's words,
 6-30 and 3-18 words long). A random-weight student never emits eos, so by default
 (``--lengths 8,20``) a forward hook on its logits bounds the output lengths explicitly: after 8
 tokens, each step ends the output with probability 1/20 (a hash of the previous token and the
-position decides, so it is deterministic and identical under any batching); pad/eos/unk are
-otherwise never picked. Output lengths are then 8 + a geometric tail of mean 20 (28 on average,
-about 100 for the longest of 64, the 200 limit practically never), a stand-in for a trained
-student's varied recall and analysis lengths. ``--lengths none`` trains the init for
-``--warm-steps`` with our trainer instead (cached in ``--work``), and ``--student DIR`` takes any
-trained seq2seq student. On CPU the default measures subsets (``--questions``,
-``--mine-questions``) to stay near 10 minutes on two shared cores, and uses one torch thread
-(``--threads``): spinning OpenMP workers slow both sides several-fold on a loaded machine.
+position decides, so it is deterministic and identical under any batching; the hook runs no
+host sync, so it is captured in our CUDA graphs too); pad/eos/unk are otherwise never picked.
+Output lengths are then 8 + a geometric tail of mean 20 (a few outputs loop on one token and run
+to the limit), a stand-in for a trained student's varied recall and analysis lengths.
+``--lengths none`` trains the init for ``--warm-steps`` with our trainer instead (cached in
+``--work``), and ``--student DIR`` takes any trained seq2seq student.
+
+Sizes: on CPU the default measures subsets (32 inference questions, mining on 4, 21 training
+steps of batch 8; about 16 minutes on two idle cores), with one torch thread
+(``--threads``: spinning OpenMP workers slow both sides several-fold on a loaded machine). On
+CUDA: all 1,221 questions, mining on 32, 140 training steps of batch 32, our engine batching
+1,024 prompts; the ablation reuses the baseline's figure (it is the slow part). bf16 autocast
+on GPUs that support it, for both sides (``--fp32``: off).
 
 The last line printed is one JSON object with all figures.
 """
@@ -100,17 +108,22 @@ def control_lengths(model, eos_token_id: int, specials: list[int], min_tokens: i
     """
     import torch
 
+    on_device: dict = {}  # index tensors made once, outside any CUDA graph capture
+
     def hook(module, args, kwargs, output):
         ids, cache = kwargs.get("decoder_input_ids"), kwargs.get("cache", kwargs.get("past_key_values"))
         if ids is None or cache is None:
             return output
-        written = cache.get_seq_length() - 1  # tokens generated before this step
         logits = output.logits[:, -1]
-        logits[:, specials] = torch.finfo(logits.dtype).min  # random weights would often pick pad / eos / unk
-        if written >= min_tokens:
-            mixed = (ids[:, -1] * 2654435761 + written * 40503 + 12345) % 2**31
-            stop = ((mixed * 1103515245 + 12345) % 2**31 >> 8) % stop_every == 0
-            logits[:, eos_token_id] = torch.where(stop, torch.finfo(logits.dtype).max / 2, logits[:, eos_token_id])
+        if not on_device:
+            on_device["specials"] = torch.tensor(specials, device=logits.device)
+        # tokens generated before this step, as a device tensor: no host sync (a static cache
+        # counts on the device, and this hook runs inside the CUDA graph of the decoding step)
+        written = torch.as_tensor(cache.get_seq_length(), device=logits.device) - 1
+        logits.index_fill_(1, on_device["specials"], torch.finfo(logits.dtype).min)  # random weights would often pick pad / eos / unk
+        mixed = (ids[:, -1] * 2654435761 + written * 40503 + 12345) % 2**31
+        stop = (((mixed * 1103515245 + 12345) % 2**31 >> 8) % stop_every == 0) & (written >= min_tokens)
+        logits[:, eos_token_id] = torch.where(stop, torch.finfo(logits.dtype).max / 2, logits[:, eos_token_id])
         return output
 
     model.register_forward_hook(hook, with_kwargs=True)
@@ -251,11 +264,13 @@ def bench_inference(model, tokenizer, questions, args, device, bf16):
     from tinythinker.infer import ChainDecoding, Engine
 
     decoding = ChainDecoding.greedy(args.max_new_tokens)
-    engine = Engine(model, tokenizer, batch_size=args.batch_size, device=device, bf16=bf16)
+    engine = Engine(model, tokenizer, batch_size=args.batch_size, device=device, bf16=bf16, cuda_graphs=args.cuda_graphs)
     runs = {
         "ours": lambda chunk: [p.chains[0] for p in engine.predict(chunk, decoding=decoding, seed=None)],
         "naive": lambda chunk: naive_chains(model, tokenizer, chunk, decoding, args.naive_batch_size, device, bf16),
     }
+    for run in runs.values():  # untimed warm-up (first kernels, allocator) of both sides
+        run(questions[:2])
     results = {label: [] for label in runs}
     rows = {label: {"seconds": 0.0, "peak_mib": 0.0, "peak_extra_mib": 0.0} for label in runs}
     for start in range(0, len(questions), args.chunk):
@@ -273,27 +288,45 @@ def bench_inference(model, tokenizer, questions, args, device, bf16):
     return rows, same / len(questions), results["ours"]
 
 
-def bench_inference_ablation(model, tokenizer, questions, args, device, bf16):
-    """What each engine option buys, each variant timed on the same questions."""
+def bench_inference_ablation(model, tokenizer, questions, args, device, bf16, naive_questions_per_s=None):
+    """What each engine option buys, each variant timed on the same questions (the baseline's
+    figure is reused when given: on a GPU it is the slow part and was just measured)."""
     from tinythinker.infer import ChainDecoding, Engine
 
     decoding = ChainDecoding.greedy(args.max_new_tokens)
+    own_loop = "+ finished rows dropped (own decoding loop)"
     variants = {
         "naive (reference style)": None,
         "all options in one pass + sorted by length (model.generate)": dict(batch_size=args.batch_size, drop_finished=False),
-        "+ finished rows dropped (own decoding loop)": dict(batch_size=args.batch_size),
-        f"+ batches of {args.batch_size * 4}": dict(batch_size=args.batch_size * 4),
+        own_loop: dict(batch_size=args.batch_size, cuda_graphs=False),
     }
+    if device.type == "cuda":
+        variants["+ static KV cache and CUDA graphs"] = dict(batch_size=args.batch_size, cuda_graphs=args.cuda_graphs)
+    else:
+        variants[f"+ batches of {args.batch_size * 4}"] = dict(batch_size=args.batch_size * 4)
     timings = {}
     for name, options in variants.items():
+        if options is None and naive_questions_per_s:
+            timings[name] = naive_questions_per_s
+            continue
+        if device.type == "cuda":
+            torch_sync(device)
         started = time.perf_counter()
         if options is None:
             naive_chains(model, tokenizer, questions, decoding, args.naive_batch_size, device, bf16)
         else:
             Engine(model, tokenizer, device=device, bf16=bf16, **options).predict(questions, decoding=decoding, seed=None)
+        torch_sync(device)
         timings[name] = len(questions) / (time.perf_counter() - started)
         print(f"  ablation {name}: {timings[name]:.2f} questions/s", flush=True)
     return timings
+
+
+def torch_sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def bench_mining(model, tokenizer, questions, args, device, bf16):
@@ -314,7 +347,7 @@ def bench_mining(model, tokenizer, questions, args, device, bf16):
             if label == "naive":
                 chains, pairs = naive_mine(model, tokenizer, questions, teacher, config, 7, args.naive_batch_size, device, bf16)
             else:
-                engine = Engine(model, tokenizer, batch_size=args.batch_size, device=device, bf16=bf16, dedupe=label == "ours")
+                engine = Engine(model, tokenizer, batch_size=args.batch_size, device=device, bf16=bf16, dedupe=label == "ours", cuda_graphs=args.cuda_graphs)
                 pairs_recall, pairs_analyze, report = mine(engine, questions, "recall_analyze_summarize", teacher, config, 7)
                 chains, pairs = report["chains_sampled"], len(pairs_recall) + len(pairs_analyze)
         rows[label] = {"seconds": peak.seconds, "chains": chains, "pairs": pairs, "chains_per_s": chains / peak.seconds, "peak_mib": peak.mib, "peak_extra_mib": peak.extra_mib}
@@ -400,12 +433,12 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
     parser.add_argument("--questions", type=int, default=0, help="inference questions (0: 32 on CPU, all 1,221 on CUDA)")
     parser.add_argument("--chunk", type=int, default=16, help="inference questions per alternation of ours and the baseline")
-    parser.add_argument("--mine-questions", type=int, default=0, help="questions mined (0: 4 on CPU, 128 on CUDA)")
+    parser.add_argument("--mine-questions", type=int, default=0, help="questions mined (0: 4 on CPU, 32 on CUDA)")
     parser.add_argument("--max-chosen-recalls", type=int, default=1, help="chosen recalls per question whose analyses are sampled")
     parser.add_argument("--train-questions", type=int, default=1000, help="training questions (x7 stage rows)")
-    parser.add_argument("--train-steps", type=int, default=21, help="optimizer steps of each trainer (a multiple of 7)")
-    parser.add_argument("--train-batch-size", type=int, default=8)
-    parser.add_argument("--log-every", type=int, default=7)
+    parser.add_argument("--train-steps", type=int, default=0, help="optimizer steps of each trainer, a multiple of 7 (0: 21 on CPU, 140 on CUDA)")
+    parser.add_argument("--train-batch-size", type=int, default=0, help="rows per training batch (0: 8 on CPU, 32 on CUDA)")
+    parser.add_argument("--log-every", type=int, default=0, help="loss logged every N steps (0: a third of the steps)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warm-steps", type=int, default=140, help="training steps of the inference/mining student (cached)")
     parser.add_argument("--student", default="", help="a trained seq2seq student folder for inference and mining (default: the warm student)")
@@ -415,10 +448,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=0, help="our engine's prompts per batch (0: 64 on CPU, 1,024 on CUDA)")
     parser.add_argument("--naive-batch-size", type=int, default=64, help="the baseline's prompts per batch")
     parser.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0: 1, the fastest on a shared 2-core machine)")
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast on the GPU (both sides)")
+    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", help="our engine decodes without CUDA graphs")
     parser.add_argument("--no-ablations", dest="ablations", action="store_false", help="skip the per-optimisation timings")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: inference,train,mining")
     parser.add_argument("--source", default=str(REPO.parent / "shared" / "data" / "csqa"), help="official CSQA files")
     parser.add_argument("--work", default="/tmp/tinythinker-bench", help="work folder (prepared data, cached student)")
+    parser.add_argument("--json", default="", help="also write the results here, after each part (a cut-short run keeps what it measured)")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -431,7 +467,7 @@ def main() -> None:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cpu":
         torch.set_num_threads(args.threads or 1)
-    bf16 = bf16_supported(device)
+    bf16 = bf16_supported(device) and not args.fp32
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} torch threads)"
     load = os.getloadavg()
     work = Path(args.work)
@@ -441,7 +477,10 @@ def main() -> None:
     if device.type == "cuda":
         args.chunk = n_infer  # a GPU is not shared: one alternation, our batches span every question
     args.batch_size = args.batch_size or (64 if device.type == "cpu" else 1024)
-    n_mine = args.mine_questions or (4 if device.type == "cpu" else 128)
+    n_mine = args.mine_questions or (4 if device.type == "cpu" else 32)
+    args.train_steps = args.train_steps or (21 if device.type == "cpu" else 140)
+    args.train_batch_size = args.train_batch_size or (8 if device.type == "cpu" else 32)
+    args.log_every = args.log_every or args.train_steps // 3
     print(f"device {name}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; inference on {n_infer} of {len(test)} test questions, "
           f"mining on {n_mine}; max_new_tokens {args.max_new_tokens}", flush=True)  # fmt: skip
 
@@ -453,20 +492,9 @@ def main() -> None:
         save_student(student.model, student.tokenizer, init)
     result: dict = {"device": name, "load_average_start": [round(x, 2) for x in load], "threads": torch.get_num_threads()}
 
-    # -- training: ours versus Seq2SeqTrainer
-    if "train" not in skip:
-        from tinythinker.train.data import read_stage_dir, tokenize_rows
-
-        tokenizer = load_student(init).tokenizer
-        stage_data = read_stage_dir(stages_dir)
-        all_rows = [row for rows in stage_data.rows.values() for row in rows]
-        tokenized = tokenize_rows(tokenizer, all_rows, True, 512, 256)
-        hf = hf_trainer_run(init, all_rows, tokenized, args, device, work / "train-hf")
-        print(f"  train Seq2SeqTrainer: {hf['tokens_per_s']:.0f} tokens/s", flush=True)
-        ours = ours_trainer_run(init, stages_dir, args, device, work / "train-ours", args.train_steps, args.log_every)
-        print(f"  train ours: {ours['tokens_per_s']:.0f} tokens/s", flush=True)
-        result["train"] = {"ours": ours, "seq2seq_trainer": hf, "batch_size": args.train_batch_size, "steps": args.train_steps}
-        result["train_speedup"] = ours["tokens_per_s"] / hf["tokens_per_s"]
+    def save(result: dict) -> None:
+        if args.json:
+            Path(args.json).write_text(json.dumps(rounded(result)) + "\n")
 
     # -- the student used for inference and mining: the init after a short phase-1 run (cached)
     args.lengths = "" if args.student or args.lengths == "none" else args.lengths
@@ -492,15 +520,45 @@ def main() -> None:
                                       "recalls_at_limit": sum(n >= args.max_new_tokens for n in lengths)}  # fmt: skip
         result["inference_speedup"] = rows["ours"]["questions_per_s"] / rows["naive"]["questions_per_s"]
         result["inference_identical_share"] = identical
+        if device.type == "cuda":
+            from tinythinker.decode import HOST_SYNCS
+
+            syncs = HOST_SYNCS.get(model)
+            result["cuda_graphs"] = "off" if not args.cuda_graphs else "captured" if syncs == frozenset() else f"not captured: {sorted(syncs or ['never tried'])}"
+            print(f"  CUDA graphs: {result['cuda_graphs']}", flush=True)
         if args.ablations:
-            result["inference_ablation_questions_per_s"] = bench_inference_ablation(model, tokenizer, questions[: max(1, n_infer // 2)], args, device, bf16)
+            save(result)
+            if device.type == "cuda":  # the same questions; the baseline's figure is the one just measured
+                ablation = bench_inference_ablation(model, tokenizer, questions, args, device, bf16, rows["naive"]["questions_per_s"])
+            else:
+                ablation = bench_inference_ablation(model, tokenizer, questions[: max(1, n_infer // 2)], args, device, bf16)
+            result["inference_ablation_questions_per_s"] = ablation
+        save(result)
 
     if "mining" not in skip:
         rows = bench_mining(model, tokenizer, test[:n_mine], args, device, bf16)
         result["mining"] = rows
         result["mining_speedup"] = rows["ours"]["chains_per_s"] / rows["naive"]["chains_per_s"]
+        save(result)
+
+    # -- training: ours versus Seq2SeqTrainer (last: a GPU lease cut short keeps the inference figures)
+    if "train" not in skip:
+        from tinythinker.train.data import read_stage_dir, tokenize_rows
+
+        tokenizer = load_student(init).tokenizer
+        stage_data = read_stage_dir(stages_dir)
+        all_rows = [row for rows in stage_data.rows.values() for row in rows]
+        tokenized = tokenize_rows(tokenizer, all_rows, True, 512, 256)
+        hf = hf_trainer_run(init, all_rows, tokenized, args, device, work / "train-hf")
+        print(f"  train Seq2SeqTrainer: {hf['tokens_per_s']:.0f} tokens/s", flush=True)
+        ours = ours_trainer_run(init, stages_dir, args, device, work / "train-ours", args.train_steps, args.log_every)
+        print(f"  train ours: {ours['tokens_per_s']:.0f} tokens/s", flush=True)
+        result["train"] = {"ours": ours, "seq2seq_trainer": hf, "batch_size": args.train_batch_size, "steps": args.train_steps}
+        result["train_speedup"] = ours["tokens_per_s"] / hf["tokens_per_s"]
+        save(result)
 
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    save(result)
     print_table(result)
     print(json.dumps(rounded(result)))
 
@@ -521,6 +579,7 @@ def _mem(row: dict) -> str:
 
 def print_table(result: dict) -> None:
     print()
+    print(f"device: {result['device']}" + (f"; CUDA graphs: {result['cuda_graphs']}" if "cuda_graphs" in result else ""))
     print(f"{'benchmark':<46}{'baseline':>14}{'ours':>14}{'ratio':>8}{'peak MiB (rise) base / ours':>34}")
     if "inference" in result:
         i = result["inference"]

@@ -125,7 +125,8 @@ def bf16_supported(device) -> bool:
 class Engine:
     """Batched three-stage generation with one student.
 
-    ``batch_size`` counts prompts per generation batch; ``max_input_tokens`` truncates prompts
+    ``batch_size`` counts prompts per generation batch, and ``max_batch_tokens`` bounds a batch's
+    padded prompt tokens (rows x longest prompt; None: no bound); ``max_input_tokens`` truncates prompts
     from the left (the stage cue at the end is kept). ``bf16`` autocasts on devices that support
     it (default: on for CUDA with bf16 support).
 
@@ -135,7 +136,9 @@ class Engine:
     ``tinythinker.decode.generate_seq2seq``, which drops finished rows from the batch and encodes a
     prompt repeated in a batch (self-consistency and phase-2 samples) once, instead of
     ``model.generate`` (which computes every row until the longest one ends); causal students
-    always use ``model.generate``.
+    always use ``model.generate``. ``cuda_graphs`` (with ``drop_finished``, on CUDA): a static KV
+    cache and the decoder step replayed as a CUDA graph (``tinythinker.decode.StaticSteps``); a
+    student whose step syncs with the host (BART's position embeddings) runs it eagerly instead.
     """
 
     def __init__(
@@ -148,6 +151,8 @@ class Engine:
         bf16: bool | None = None,
         dedupe: bool = True,
         drop_finished: bool = True,
+        cuda_graphs: bool = True,
+        max_batch_tokens: int | None = 131072,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -160,6 +165,8 @@ class Engine:
         self.is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
         self.dedupe = dedupe
         self.drop_finished = drop_finished
+        self.cuda_graphs = cuda_graphs
+        self.max_batch_tokens = max_batch_tokens
 
     # -- the one call into model.generate ------------------------------------------------------
 
@@ -187,6 +194,17 @@ class Engine:
                 return [texts[p] for p in prompts]
         return self._generate(prompts, decoding)
 
+    def _batches(self, order: list[int], encoded: list[list[int]]):
+        """Consecutive slices of ``order`` (longest prompt first) of at most ``batch_size`` prompts
+        and ``max_batch_tokens`` padded prompt tokens (long summarize inputs get smaller batches:
+        T5's attention scores grow with rows x length squared)."""
+        begin = 0
+        while begin < len(order):
+            width = len(encoded[order[begin]])
+            rows = max(1, min(self.batch_size, self.max_batch_tokens // max(width, 1))) if self.max_batch_tokens else self.batch_size
+            yield order[begin : begin + rows]
+            begin += rows
+
     def _generate(self, prompts: Sequence[str], decoding: Decoding) -> list[str]:
         import torch
         from transformers import GenerationConfig
@@ -197,6 +215,8 @@ class Engine:
         eos = self.tokenizer.eos_token_id
         start = getattr(self.model.config, "decoder_start_token_id", None)
         own_loop = self.is_seq2seq and self.drop_finished
+        on_cpu = self.device.type == "cpu"
+        graphs = own_loop and self.cuda_graphs and self.device.type == "cuda"
         config = None
         if not own_loop:
             config = GenerationConfig(
@@ -212,8 +232,7 @@ class Engine:
         was_training = self.model.training
         self.model.eval()
         try:
-            for begin in range(0, len(order), self.batch_size):
-                batch = order[begin : begin + self.batch_size]
+            for batch in self._batches(order, encoded):
                 expand = None
                 inputs = batch
                 if own_loop:  # a prompt repeated in the batch (sampled several times) is encoded once
@@ -243,7 +262,8 @@ class Engine:
                             self.model, ids, mask, max_new_tokens=decoding.max_new_tokens, eos_token_id=eos,
                             pad_token_id=pad, decoder_start_token_id=start, do_sample=decoding.do_sample,
                             temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p,
-                            check_every=1 if self.device.type == "cpu" else 8, expand=expand,
+                            check_every=1 if on_cpu else 8, expand=expand, static_cache=graphs,
+                            drop_ratio=0.5 if graphs else 0.25,  # each drop costs a new capture
                         )  # fmt: skip
                     else:
                         out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
