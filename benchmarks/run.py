@@ -294,11 +294,10 @@ def bench_inference_ablation(model, tokenizer, questions, args, device, bf16, na
     from tinythinker.infer import ChainDecoding, Engine
 
     decoding = ChainDecoding.greedy(args.max_new_tokens)
-    own_loop = "+ finished rows dropped (own decoding loop)"
     variants = {
         "naive (reference style)": None,
         "all options in one pass + sorted by length (model.generate)": dict(batch_size=args.batch_size, drop_finished=False),
-        own_loop: dict(batch_size=args.batch_size, cuda_graphs=False),
+        "+ finished rows dropped (own decoding loop)": dict(batch_size=args.batch_size, cuda_graphs=False),
     }
     if device.type == "cuda":
         variants["+ static KV cache and CUDA graphs"] = dict(batch_size=args.batch_size, cuda_graphs=args.cuda_graphs)
@@ -309,8 +308,7 @@ def bench_inference_ablation(model, tokenizer, questions, args, device, bf16, na
         if options is None and naive_questions_per_s:
             timings[name] = naive_questions_per_s
             continue
-        if device.type == "cuda":
-            torch_sync(device)
+        torch_sync(device)
         started = time.perf_counter()
         if options is None:
             naive_chains(model, tokenizer, questions, decoding, args.naive_batch_size, device, bf16)
