@@ -308,23 +308,14 @@ def bench_inference_ablation(model, tokenizer, questions, args, device, bf16, na
         if options is None and naive_questions_per_s:
             timings[name] = naive_questions_per_s
             continue
-        torch_sync(device)
-        started = time.perf_counter()
-        if options is None:
-            naive_chains(model, tokenizer, questions, decoding, args.naive_batch_size, device, bf16)
-        else:
-            Engine(model, tokenizer, device=device, bf16=bf16, **options).predict(questions, decoding=decoding, seed=None)
-        torch_sync(device)
-        timings[name] = len(questions) / (time.perf_counter() - started)
+        with Peak(device) as peak:  # syncs the device at both ends
+            if options is None:
+                naive_chains(model, tokenizer, questions, decoding, args.naive_batch_size, device, bf16)
+            else:
+                Engine(model, tokenizer, device=device, bf16=bf16, **options).predict(questions, decoding=decoding, seed=None)
+        timings[name] = len(questions) / peak.seconds
         print(f"  ablation {name}: {timings[name]:.2f} questions/s", flush=True)
     return timings
-
-
-def torch_sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def bench_mining(model, tokenizer, questions, args, device, bf16):

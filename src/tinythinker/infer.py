@@ -200,8 +200,9 @@ class Engine:
         T5's attention scores grow with rows x length squared)."""
         begin = 0
         while begin < len(order):
-            width = len(encoded[order[begin]])
-            rows = max(1, min(self.batch_size, self.max_batch_tokens // max(width, 1))) if self.max_batch_tokens else self.batch_size
+            rows = self.batch_size
+            if self.max_batch_tokens:
+                rows = max(1, min(rows, self.max_batch_tokens // max(len(encoded[order[begin]]), 1)))
             yield order[begin : begin + rows]
             begin += rows
 
